@@ -9,15 +9,19 @@ last of its blocks is online, three ways, interleaved round by round:
 
   kernel    auto_online_blocks=online_movable: the kernel onlines each block inside its own ACPI
             hot-add handler (the physical limit). It is also the figure hotplugd would get by
-            handing a uniform policy (same for every node, no quarantine) to the kernel, which it
-            does not do today.
+            handing a uniform policy (same for every node, no quarantine) to the kernel.
   udev      auto_online_blocks=offline and the distro-style rule
             SUBSYSTEM=="memory", ACTION=="add", ATTR{state}=="offline", ATTR{state}="online_movable"
             in /etc/udev/rules.d, udevd reloaded; hotplugd stopped.
-  hotplugd  auto_online_blocks=offline, no rule, hotplugd.service with [Online] Policy=online_movable
-            (and the default [Daemon] EventSource=udev: it hears of a block after udevd ran its rules).
-  hotplugd-kernel-events   (diagnostic row, no goal) the same with EventSource=kernel: hotplugd
-            listens to the kernel's uevents directly, in parallel with udevd.
+  hotplugd  no rule, hotplugd.service with [Daemon] TakeOver=yes and [Online] Policy=online_movable:
+            the policy is the same for every node, so hotplugd hands it to the kernel
+            (auto_online_blocks=online_movable, written by hotplugd; KernelHandoff=yes, the default)
+            and takes it back when a node needs its own decision.
+  hotplugd-self   (no goal) the same with KernelHandoff=no: hotplugd decides and writes every
+            block itself (what it does while a quarantine, per-node policy or retire is in force),
+            with the default EventSource=udev: it hears of a block after udevd ran its rules.
+  hotplugd-kernel-events   (no goal) hotplugd-self with EventSource=kernel: hotplugd listens to
+            the kernel's uevents directly, in parallel with udevd.
 
 After each round the DIMM is removed again with device_del (the guest kernel offlines and removes
 it), so every round starts from the same empty node.
@@ -80,8 +84,16 @@ WATCHER_PATH = "/usr/local/lib/hotplugd-vm/bench-online-watch.py"
 # RTC writes per clock mark. One: QEMU throttles RTC_CHANGE to one event per second (a throttled
 # event keeps its own timestamp, but only the last one of a second is sent).
 MARKS = 1
-MODES = ("kernel", "udev", "hotplugd", "hotplugd-kernel-events")
+MODES = ("kernel", "udev", "hotplugd", "hotplugd-self", "hotplugd-kernel-events")
 GOAL_MODES = MODES[:3]
+CONFIGS = {
+    # The shipped way to run it for speed: TakeOver=yes, the uniform policy handed to the kernel.
+    "hotplugd": "[Daemon]\nTakeOver=yes\n[Online]\nPolicy=online_movable\n",
+    # hotplugd deciding every block itself (what it does while a node needs its own decision).
+    "hotplugd-self": "[Daemon]\nTakeOver=yes\n[Online]\nPolicy=online_movable\nKernelHandoff=no\n",
+    "hotplugd-kernel-events": "[Daemon]\nTakeOver=yes\nEventSource=kernel\n[Online]\nPolicy=online_movable\n"
+                              "KernelHandoff=no\n",
+}
 
 WATCHER = r'''
 import fcntl, json, os, socket, sys, time
@@ -165,10 +177,12 @@ class Bench:
         elif mode == "udev":
             vm.write_file(UDEV_RULE_PATH, UDEV_RULE)
             vm.run("udevadm control --reload")
-        elif mode == "hotplugd":
-            h.start("[Online]\nPolicy=online_movable\n")
         else:
-            h.start("[Daemon]\nEventSource=kernel\n[Online]\nPolicy=online_movable\n")
+            h.start(CONFIGS[mode])
+            want = "online_movable" if mode == "hotplugd" else "offline"
+            got = vm.sh("cat /sys/devices/system/memory/auto_online_blocks")
+            if got != want:
+                raise RuntimeError(f"{mode}: hotplugd left auto_online_blocks={got}, expected {want}")
         self.mode = mode
 
     def one(self, node_q, warmup=False):
@@ -343,12 +357,9 @@ def main():
           f"   [onlining phase alone: {med['hotplugd'][1] / med['kernel'][1]:.2f}]")
     print(f"hotplugd / udev rule          : {ru:.2f} (goal <= 1.0: {'met' if ru <= 1.0 else 'MISSED'})"
           f"   [onlining phase alone: {med['hotplugd'][1] / med['udev'][1]:.2f}]")
-    rke = med["hotplugd-kernel-events"][0]
-    print(f"hotplugd with EventSource=kernel (diagnostic): {rke / med['kernel'][0]:.2f} x kernel, "
-          f"{rke / med['udev'][0]:.2f} x udev")
-    print(f"hand-off: if hotplugd wrote auto_online_blocks=online_movable itself for a uniform policy "
-          f"(same on every node, no quarantine; not implemented), it would get the kernel row: "
-          f"{med['kernel'][0]:.3f} s")
+    for mode in MODES[3:]:
+        x = med[mode][0]
+        print(f"{mode} (no goal): {x / med['kernel'][0]:.2f} x kernel, {x / med['udev'][0]:.2f} x udev rule")
     print(f"({time.monotonic() - t_start:.0f} s including the boot)")
     if args.json:
         with open(args.json, "w") as f:

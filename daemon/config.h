@@ -52,6 +52,8 @@ typedef struct Config {
         unsigned movable_ratio;         /* MovableRatio= percent, default 301 */
         bool online_virtio_mem;         /* VirtioMem=online|ignore (default ignore) */
         bool online_dax_kmem;           /* DaxKmem=online|ignore (default ignore) */
+        bool kernel_handoff;            /* KernelHandoff= with TakeOver=yes, let the kernel apply a
+                                         * uniform policy in-line (default yes) */
 
         /* [Retire] */
         uint64_t block_timeout_usec;    /* BlockTimeoutSec= one offline write, default 120 s */

@@ -16,6 +16,7 @@
 #define HOTPLUGD_MESSAGE_NODE_OFFLINE   "f39f0ba6d0a747359e4e4617f9f60068"
 #define HOTPLUGD_MESSAGE_CONFLICT       "f70b827750e2478d94cd892bcc4e433d"
 #define HOTPLUGD_MESSAGE_ZONE_MISMATCH  "0972f2cee9054a1f9ed8736247f09d4c"
+#define HOTPLUGD_MESSAGE_KERNEL_ONLINE  "5f38fa75d60a4f1a9700ed17100f223f"
 
 /* Structured fields of one log record; node/block < 0 mean "not about a node/block". */
 typedef struct LogFields {

@@ -96,7 +96,7 @@ int manager_set_node_policy(Manager *m, int node, OnlinePolicy policy, bool clea
                 if (e)
                         e->policy = mb->policy_base[node];
                 m->policy_overridden[node / 64] &= ~(UINT64_C(1) << (node % 64));
-                return 0;
+                return manager_update_kernel_online(m), 0;
         }
         if (!policy_overridden(m, node)) {
                 e = config_node_entry(&m->config, node, false);
@@ -108,7 +108,8 @@ int manager_set_node_policy(Manager *m, int node, OnlinePolicy policy, bool clea
         e->policy = policy;
         m->policy_override[node] = (int8_t) policy;
         m->policy_overridden[node / 64] |= UINT64_C(1) << (node % 64);
-        return 0;
+        /* A node that now differs from the others takes the policy back from the kernel. */
+        return manager_update_kernel_online(m), 0;
 }
 
 OnlinePolicy manager_node_policy(Manager *m, int node, bool *ret_runtime) {

@@ -23,8 +23,10 @@
 #define EVENTS_PER_DISPATCH 2048
 #define DISPATCH_BUDGET_USEC 1000               /* of uevent work before bus calls get their turn */
 #define BUS_MESSAGES_PER_DISPATCH 64
-#define RETRY_FIRST_USEC (50 * 1000)
-#define RETRY_MAX_ATTEMPTS 6
+/* A hot-added block is linked to its node a few ms after its add uevent (the kernel announces
+ * all blocks of a range, then links them): look again soon, then back off (5 ms … 2.6 s). */
+#define RETRY_FIRST_USEC (5 * 1000)
+#define RETRY_MAX_ATTEMPTS 10
 #define POLICY_WRITE_TIMEOUT_USEC (60 * UINT64_C(1000000))
 
 static int index_list_add(uint64_t **list, size_t *n, size_t *allocated, uint64_t index) {
@@ -58,10 +60,14 @@ static size_t index_list_uniq(uint64_t *list, size_t n) {
         return k;
 }
 
+static void kernel_online_release(Manager *m);
+
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         /* Jobs are torn down below: they must leave their journals for the next start. */
+        if (!m->exiting && m->started)
+                kernel_online_release(m);
         m->exiting = true;
         manager_bus_done(m);
         sd_event_source_disable_unref(m->settle_source);
@@ -134,6 +140,8 @@ int manager_set_quarantine(Manager *m, int node, bool on) {
         else
                 m->quarantined[node / 64] &= ~(UINT64_C(1) << (node % 64));
         m->changed_nodes[node / 64] |= UINT64_C(1) << (node % 64);
+        /* Before the caller hears "done": the kernel must not online onto the node either. */
+        (void) manager_update_kernel_online(m);
         return m->state_fd >= 0 ? quarantine_save(m->state_fd, m->quarantined) : 0;
 }
 
@@ -186,13 +194,64 @@ static int detect_conflicts(Manager *m) {
         r = conflicts_detect(m->root, &c);
         if (r < 0)
                 return log_error_errno(r, "Failed to detect other memory onliners: %m");
+        /* With TakeOver=yes the kernel's auto-online setting is hotplugd's own (it may hand its
+         * policy to the kernel), not another onliner. */
+        if (m->config.take_over) {
+                size_t k = 0;
+                for (size_t i = 0; i < c.n; i++)
+                        if (c.items[i].kind != CONFLICT_KERNEL_AUTO_ONLINE)
+                                c.items[k++] = c.items[i];
+                c.n = k;
+        }
         conflicts_done(&m->conflicts);
         m->conflicts = c;
         return 0;
 }
 
-/* TakeOver=yes: the kernel stops onlining new memory itself, so that policy is ours alone. */
-static int take_over(Manager *m) {
+/* What auto_online_blocks should say while hotplugd owns it (TakeOver=yes): its own policy when
+ * that is the same for every block on every node (the kernel then onlines each new block inside
+ * its hot-add handler, with no uevent round trip: the fastest onlining there is), and "offline"
+ * otherwise, so that new blocks wait for hotplugd's per-node decision. */
+static const char *kernel_online_wanted(Manager *m, const char **why) {
+        OnlineAction a;
+
+        if (!m->config.kernel_handoff) {
+                *why = "KernelHandoff=no";
+                return "offline";
+        }
+        if (!policy_uniform_action(&m->config, &m->policy_env, &a)) {
+                *why = "the policy depends on the node (per-node policy, auto-movable, a quarantined node "
+                       "or a retire job)";
+                return "offline";
+        }
+        if (a == ACTION_NONE) {
+                *why = "the policy is offline";
+                return "offline";
+        }
+        *why = "the policy is the same for every node";
+        return online_action_to_string(a);
+}
+
+int manager_update_kernel_online(Manager *m) {
+        const char *want, *why;
+        int r;
+
+        if (!m->config.take_over || !m->root || m->auto_online_blocks[0] == 0)
+                return 0; /* not ours, or a kernel without the knob */
+        want = kernel_online_wanted(m, &why);
+        if (streq(m->auto_online_blocks, want))
+                return 0;
+        r = sysfs_write_at(m->root->memory_fd, "auto_online_blocks", want);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set auto_online_blocks to '%s' (TakeOver=yes): %m", want);
+        log_struct(LOG_NOTICE, LOG_FIELDS(.message_id = HOTPLUGD_MESSAGE_KERNEL_ONLINE),
+                   "Kernel auto-online set from '%s' to '%s' (TakeOver=yes): %s.", m->auto_online_blocks, want, why);
+        return detect_conflicts(m);
+}
+
+/* At start, until the retires a crash interrupted are recovered and the policy is known to be
+ * uniform: new blocks wait for hotplugd. The first settle hands the policy to the kernel. */
+static int kernel_online_take(Manager *m) {
         int r;
 
         if (!m->config.take_over || m->auto_online_blocks[0] == 0 || streq(m->auto_online_blocks, "offline"))
@@ -200,8 +259,23 @@ static int take_over(Manager *m) {
         r = sysfs_write_at(m->root->memory_fd, "auto_online_blocks", "offline");
         if (r < 0)
                 return log_error_errno(r, "Failed to set auto_online_blocks to offline (TakeOver=yes): %m");
-        log_notice("TakeOver=yes: kernel auto-online was '%s', set to 'offline'.", m->auto_online_blocks);
+        log_info("TakeOver=yes: kernel auto-online was '%s', set to 'offline' while starting.", m->auto_online_blocks);
         return detect_conflicts(m);
+}
+
+/* On a clean exit: new blocks wait for hotplugd's next start rather than follow a policy that
+ * nobody watches any more (quarantines and retires included). */
+static void kernel_online_release(Manager *m) {
+        int r;
+
+        if (!m->config.take_over || !m->root || m->auto_online_blocks[0] == 0 ||
+            streq(m->auto_online_blocks, "offline"))
+                return;
+        r = sysfs_write_at(m->root->memory_fd, "auto_online_blocks", "offline");
+        if (r < 0)
+                log_warning_errno(r, "Failed to set auto_online_blocks back to offline: %m");
+        else
+                log_info("Kernel auto-online set back to 'offline' until hotplugd runs again.");
 }
 
 static void notify_status(Manager *m) {
@@ -230,6 +304,27 @@ static void enable_settle(Manager *m) {
 static void pending_add(Manager *m, uint64_t index) {
         if (index_list_add(&m->pending, &m->n_pending, &m->n_pending_allocated, index) < 0)
                 m->resync_requested = true; /* out of memory: a rescan will catch up */
+}
+
+/* A block whose node link is not there yet: on_retry reads it again, 5 ms from now and backing off. */
+static void retry_arm(Manager *m) {
+        int enabled = SD_EVENT_OFF;
+
+        /* Armed once per round: re-arming on every event of a burst would postpone it forever. */
+        if (!m->retry_source || m->retry_attempt != 0 ||
+            (sd_event_source_get_enabled(m->retry_source, &enabled) >= 0 && enabled != SD_EVENT_OFF))
+                return;
+        (void) sd_event_source_set_time_relative(m->retry_source, RETRY_FIRST_USEC);
+        (void) sd_event_source_set_enabled(m->retry_source, SD_EVENT_ONESHOT);
+}
+
+static void unlinked_add(Manager *m, uint64_t index) {
+        /* Duplicates are harmless: on_retry reads such a block twice. */
+        if (index_list_add(&m->unlinked, &m->n_unlinked, &m->n_unlinked_allocated, index) < 0) {
+                m->resync_requested = true;
+                return;
+        }
+        retry_arm(m);
 }
 
 static int node_of_cpu(Manager *m, unsigned cpu) {
@@ -282,8 +377,10 @@ static void handle_memory_event(Manager *m, const Uevent *ev) {
         }
 
         /* add (and unknown blocks) read everything; online/offline only change state and zone. */
-        r = ev->action == UEVENT_ADD ? scan_block(m->root, m->model, ev->index)
-                                     : scan_block_state(m->root, m->model, ev->index);
+        b = model_block(m->model, ev->index);
+        /* A block not linked to a node yet is read whole again: its link may be there by now. */
+        r = ev->action == UEVENT_ADD || !b || b->nid == NODE_NONE ? scan_block(m->root, m->model, ev->index)
+                                                                 : scan_block_state(m->root, m->model, ev->index);
         if (r == -ENOENT)
                 return; /* gone again: its remove event follows (or was lost: a resync fixes that) */
         if (r < 0) {
@@ -299,9 +396,8 @@ static void handle_memory_event(Manager *m, const Uevent *ev) {
                                    "Memory block %" PRIu64 " added (node %d, %s).", ev->index, b->nid,
                                    block_state_to_string(b->state));
                 pending_add(m, ev->index);
-                if (b->nid == NODE_NONE &&
-                    index_list_add(&m->unlinked, &m->n_unlinked, &m->n_unlinked_allocated, ev->index) < 0)
-                        m->resync_requested = true;
+                if (b->nid == NODE_NONE)
+                        unlinked_add(m, ev->index);
                 break;
         case UEVENT_ONLINE:
                 if (block_log_allowed(m))
@@ -446,6 +542,9 @@ static bool policy_write_done(Manager *m, uint64_t index, const char *action, in
         }
         m->stats.onlined++;
         log_debug("Wrote '%s' to memory block %" PRIu64 " (node %d).", action, index, nid);
+        if (b && nid == NODE_NONE)
+                /* Decided before its node link appeared (uniform policy): read it again once linked. */
+                unlinked_add(m, index);
         if (b && b->state == BLOCK_ONLINE && !online_action_zone_ok(a, b->zone)) {
                 m->stats.zone_mismatches++;
                 log_struct(LOG_WARNING, LOG_FIELDS(.message_id = HOTPLUGD_MESSAGE_ZONE_MISMATCH, .node = nid, .block = (int64_t) index),
@@ -578,15 +677,14 @@ int manager_settle(Manager *m) {
                 m->log_suppressed = 0;
         }
 
-        if (m->n_unlinked > 0 && m->retry_source && m->retry_attempt == 0) {
-                (void) sd_event_source_set_time_relative(m->retry_source, RETRY_FIRST_USEC);
-                (void) sd_event_source_set_enabled(m->retry_source, SD_EVENT_ONESHOT);
-        }
+        if (m->n_unlinked > 0)
+                retry_arm(m);
         if (m->bus)
                 manager_bus_flush(m);
         else
                 memset(m->changed_nodes, 0, sizeof(m->changed_nodes));
         retire_model_changed(m);
+        (void) manager_update_kernel_online(m);
         notify_status(m);
         return 0;
 }
@@ -636,15 +734,17 @@ int manager_resync(Manager *m, const char *why) {
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         size_t k = 0;
+        int r;
 
         for (size_t i = 0; i < m->n_unlinked; i++) {
                 uint64_t index = m->unlinked[i];
                 const Block *b;
 
-                if (scan_block(m->root, m->model, index) < 0)
-                        continue;
+                r = scan_block(m->root, m->model, index);
+                if (r == -ENOENT)
+                        continue; /* gone: its remove event follows */
                 b = model_block(m->model, index);
-                if (b->nid == NODE_NONE)
+                if (r < 0 || !b || b->nid == NODE_NONE)
                         m->unlinked[k++] = index;
                 else
                         pending_add(m, index);
@@ -827,7 +927,7 @@ int manager_reload_config(Manager *m) {
         log_set_max_level(m->config.log_level >= 0 ? m->config.log_level : m->default_log_level);
         (void) detect_conflicts(m);
         log_conflicts(m);
-        (void) take_over(m);
+        (void) manager_update_kernel_online(m);
         log_info("Configuration reloaded: policy %s.", online_policy_to_string(m->config.policy));
         manager_bus_config_reloaded(m); /* re-applies runtime per-node policies, emits changes */
         notify_status(m);
@@ -847,6 +947,7 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         Manager *m = userdata;
 
         (void) sd_notify(false, "STOPPING=1");
+        kernel_online_release(m);
         m->exiting = true;
         log_info("Received %s, exiting.", strsignal((int) si->ssi_signo));
         return sd_event_exit(m->event, 0);
@@ -916,7 +1017,7 @@ int manager_start(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Failed to create %s, ignoring: %m", m->runtime_dir);
         log_conflicts(m);
-        r = take_over(m);
+        r = kernel_online_take(m);
         if (r < 0)
                 return r;
 
@@ -985,6 +1086,7 @@ int manager_start(Manager *m) {
         r = manager_settle(m);
         if (r < 0)
                 return r;
+        m->started = true;
         (void) sd_notify(false, "READY=1");
         return 0;
 }

@@ -90,6 +90,7 @@ typedef struct Manager {
 
         /* Nodes a retire job works on: the policy onlines nothing there (retire.c sets and clears). */
         uint64_t retiring[MODEL_MAX_NODES / 64];
+        bool started;                   /* manager_start() completed */
         bool exiting;                   /* SIGTERM or teardown: jobs stop and keep their journals */
 
         bool resync_requested;
@@ -118,6 +119,9 @@ int manager_load_readonly(Manager *m);
 
 /* Quarantines (or releases) a node and persists the list in StateDirectory. */
 int manager_set_quarantine(Manager *m, int node, bool on);
+/* TakeOver=yes: brings auto_online_blocks in line with the policy (the uniform policy, else
+ * "offline"). Called whenever what the policy depends on changes; a no-op when it already is. */
+int manager_update_kernel_online(Manager *m);
 bool manager_node_is_quarantined(const Manager *m, int node);
 
 /* Whether this host is a virtual machine, for Policy=auto (reads <root>/proc/cpuinfo and DMI). */

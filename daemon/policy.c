@@ -60,6 +60,43 @@ static OnlineAction auto_movable(const Node *n, unsigned ratio, const PolicyEnvi
         return ACTION_ONLINE_KERNEL;
 }
 
+static bool bitmap_empty(const uint64_t *bits) {
+        if (!bits)
+                return true;
+        for (size_t i = 0; i < MODEL_MAX_NODES / 64; i++)
+                if (bits[i])
+                        return false;
+        return true;
+}
+
+static OnlineAction action_of_policy(OnlinePolicy p) {
+        switch (p) {
+        case POLICY_ONLINE:
+                return ACTION_ONLINE;
+        case POLICY_ONLINE_KERNEL:
+                return ACTION_ONLINE_KERNEL;
+        case POLICY_ONLINE_MOVABLE:
+                return ACTION_ONLINE_MOVABLE;
+        default:
+                return ACTION_NONE;
+        }
+}
+
+bool policy_uniform_action(const Config *c, const PolicyEnvironment *env, OnlineAction *ret) {
+        bool vm = env && env->virtual_machine;
+        OnlinePolicy p = policy_resolve_auto(c->policy, vm);
+
+        if (p == POLICY_AUTO_MOVABLE || p < 0 || p >= _POLICY_MAX)
+                return false;
+        for (size_t i = 0; i < c->n_nodes; i++)
+                if (c->nodes[i].policy != POLICY_INHERIT && policy_resolve_auto(c->nodes[i].policy, vm) != p)
+                        return false;
+        if (env && !(bitmap_empty(env->quarantined) && bitmap_empty(env->retiring)))
+                return false;
+        *ret = action_of_policy(p);
+        return true;
+}
+
 PolicyDecision policy_decide(const Config *c, const Model *m, uint64_t index, const PolicyEnvironment *env) {
         const Block *b = model_block(m, index);
         OnlinePolicy p;
@@ -69,12 +106,18 @@ PolicyDecision policy_decide(const Config *c, const Model *m, uint64_t index, co
                 return (PolicyDecision){ ACTION_NONE, "no such block" };
         if (b->state != BLOCK_OFFLINE)
                 return (PolicyDecision){ ACTION_NONE, "not offline" };
-        if (b->nid == NODE_NONE)
-                return (PolicyDecision){ ACTION_NONE, "node not known yet" };
         if (b->owner == OWNER_VIRTIO_MEM && !c->online_virtio_mem)
                 return (PolicyDecision){ ACTION_NONE, "owned by virtio-mem (VirtioMem=ignore)" };
         if (b->owner == OWNER_DAX_KMEM && !c->online_dax_kmem)
                 return (PolicyDecision){ ACTION_NONE, "owned by dax/kmem (DaxKmem=ignore)" };
+        if (b->nid == NODE_NONE) {
+                /* The kernel links a new block to its node only after announcing it, while it
+                 * still holds device_hotplug_lock: a state write issued now waits for that lock
+                 * and finds the block linked. So a decision that needs no node is made at once. */
+                if (policy_uniform_action(c, env, &a) && a != ACTION_NONE)
+                        return (PolicyDecision){ a, "uniform policy (node not linked yet)" };
+                return (PolicyDecision){ ACTION_NONE, "node not known yet" };
+        }
         if (node_quarantined(env, b->nid))
                 return (PolicyDecision){ ACTION_NONE, "node quarantined" };
         if (env && env->retiring && ((env->retiring[b->nid / 64] >> (b->nid % 64)) & 1))

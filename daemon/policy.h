@@ -32,6 +32,13 @@ typedef struct PolicyDecision {
  * the environment. Never touches sysfs. */
 PolicyDecision policy_decide(const Config *c, const Model *m, uint64_t index, const PolicyEnvironment *env);
 
+/* The one action the policy takes for every new block on every node, if there is one: the
+ * policy is offline, online, online_kernel or online_movable (not auto-movable, which depends on
+ * each node's counters), every [Node N] section resolves to the same, and no node is quarantined
+ * or being retired. The kernel can then apply it by itself (auto_online_blocks), and a block whose
+ * node link is not there yet needs no node to be decided. ACTION_NONE means "offline". */
+bool policy_uniform_action(const Config *c, const PolicyEnvironment *env, OnlineAction *ret);
+
 /* The string written to memoryN/state for an action ("online", "online_kernel", "online_movable"). */
 const char *online_action_to_string(OnlineAction a);
 /* Does the zone a block landed in match what the action asked for? */

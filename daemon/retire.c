@@ -195,6 +195,8 @@ static void set_retiring(Retire *r, bool on) {
                 r->m->retiring[node / 64] |= UINT64_C(1) << (node % 64);
         else
                 r->m->retiring[node / 64] &= ~(UINT64_C(1) << (node % 64));
+        /* The kernel's in-line onlining must not put memory back onto a node being drained. */
+        (void) manager_update_kernel_online(r->m);
 }
 
 static void start_next_queued(Manager *m);

@@ -1151,7 +1151,10 @@ def write_zoneinfo(root, device_pages=None):
         state = _read(p + "/state", "absent\n").strip()
         if state not in ONLINE_STATES:
             continue
-        zone = _read(p + "/valid_zones").strip().split()[0]
+        zones = _read(p + "/valid_zones", "").split()
+        if not zones:
+            continue  # files gone mid-walk (the block is being removed): it spans nothing any more
+        zone = zones[0]
         for n, z, pg, pfn in block_parts(i, bs, sorted(nodes), zone):
             d.add(n, z, pg, pfn)
     cpu_online = set(parse_list(_read(os.path.join(root, CPU, "online"), "\n")))

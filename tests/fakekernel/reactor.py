@@ -37,6 +37,7 @@ import re
 import subprocess
 import sys
 import threading
+import traceback
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -231,7 +232,8 @@ class Reactor:
             try:
                 self._round()
             except Exception as e:  # noqa: BLE001 - recorded, the test fails on it
-                self.errors.append(repr(e))
+                where = traceback.extract_tb(e.__traceback__)[-1]
+                self.errors.append("%r at %s:%d" % (e, os.path.basename(where.filename), where.lineno))
                 self.note("error %r" % (e,))
             with self._round_cond:
                 self._rounds += 1

@@ -47,6 +47,7 @@ static bool config_equal(const Config *a, const Config *b) {
                a->receive_buffer_size == b->receive_buffer_size && a->log_level == b->log_level &&
                a->policy == b->policy && a->movable_ratio == b->movable_ratio &&
                a->online_virtio_mem == b->online_virtio_mem && a->online_dax_kmem == b->online_dax_kmem &&
+               a->kernel_handoff == b->kernel_handoff &&
                a->block_timeout_usec == b->block_timeout_usec && a->retries == b->retries &&
                a->retry_backoff_usec == b->retry_backoff_usec && a->reserve_bytes == b->reserve_bytes &&
                a->rollback == b->rollback && a->on_crash == b->on_crash && a->eject == b->eject &&
@@ -484,6 +485,17 @@ static void test_virtio_mem_dax_kmem(void) {
         assert_invalid("Online", "VirtioMem", "online_movable");
         assert_invalid("Online", "DaxKmem", "no");
         assert_invalid("Online", "DaxKmem", "Online");
+
+        config_init(&c);
+        ASSERT(c.kernel_handoff);
+        config_done(&c);
+        parse_ok("Online", "KernelHandoff", "no", &c);
+        ASSERT(!c.kernel_handoff);
+        parse_ok("Online", "KernelHandoff", "on", &c);
+        ASSERT(c.kernel_handoff);
+        assert_invalid("Online", "KernelHandoff", "online");
+        parse_ok("Online", "KernelHandoff", "", &c);   /* empty: back to the default */
+        ASSERT(c.kernel_handoff);
 }
 
 static void test_all_keys_together(void) {
@@ -1117,7 +1129,7 @@ static void test_shipped_config(void) {
         fclose(out);
         fclose(f);
         free(line);
-        ASSERT(n_keys == 18);   /* every key of [Daemon], [Online] and [Retire] */
+        ASSERT(n_keys == 19);   /* every key of [Daemon], [Online] and [Retire] */
         capture_begin();
         ASSERT(config_parse_string(path, text, &c, &err) == 0);
         free(logged);
@@ -1142,7 +1154,7 @@ int main(int argc, char *argv[]) {
                 { "[Daemon] LogLevel=", test_log_level },
                 { "[Online] Policy=", test_online_policy },
                 { "MovableRatio= range", test_movable_ratio },
-                { "[Online] VirtioMem= DaxKmem=", test_virtio_mem_dax_kmem },
+                { "[Online] VirtioMem= DaxKmem= KernelHandoff=", test_virtio_mem_dax_kmem },
                 { "all keys together", test_all_keys_together },
                 { "empty value resets", test_empty_value_resets },
                 { "[Node N] sections", test_node_sections },

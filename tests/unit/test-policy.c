@@ -40,8 +40,65 @@ static void test_simple_policies(void) {
         add(m, 2, BLOCK_ONLINE, ZONE_NORMAL, ZONE_MASK(ZONE_NORMAL), 0, OWNER_BOOT);
         ASSERT_EQ(policy_decide(&c, m, 2, NULL).action, ACTION_NONE);
         ASSERT_EQ(policy_decide(&c, m, 99, NULL).action, ACTION_NONE);
-        add(m, 3, BLOCK_OFFLINE, ZONE_NORMAL, NM, NODE_NONE, OWNER_BOOT);
-        ASSERT_EQ(policy_decide(&c, m, 3, NULL).action, ACTION_NONE);
+        config_done(&c);
+}
+
+/* A policy that is the same for every node: the kernel can apply it (auto_online_blocks), and a
+ * block not yet linked to its node is decided at once. Anything per node makes it non-uniform. */
+static void test_uniform(void) {
+        _cleanup_(model_freep) Model *m = model_new();
+        _cleanup_free_ char *error = NULL;
+        uint64_t quarantined[MODEL_MAX_NODES / 64] = {}, retiring[MODEL_MAX_NODES / 64] = {};
+        PolicyEnvironment env = { .quarantined = quarantined, .retiring = retiring };
+        OnlineAction a = _ACTION_MAX;
+        Config c;
+
+        config_init(&c);
+        add(m, 3, BLOCK_OFFLINE, ZONE_NORMAL, 0, NODE_NONE, OWNER_ACPI);
+        c.policy = POLICY_ONLINE_MOVABLE;
+        ASSERT(policy_uniform_action(&c, &env, &a));
+        ASSERT_EQ(a, ACTION_ONLINE_MOVABLE);
+        ASSERT_EQ(policy_decide(&c, m, 3, &env).action, ACTION_ONLINE_MOVABLE);
+        c.policy = POLICY_OFFLINE;
+        ASSERT(policy_uniform_action(&c, &env, &a));
+        ASSERT_EQ(a, ACTION_NONE);
+        ASSERT_EQ(policy_decide(&c, m, 3, &env).action, ACTION_NONE);
+        /* auto resolves per platform, then is uniform. */
+        c.policy = POLICY_AUTO;
+        env.virtual_machine = true;
+        ASSERT(policy_uniform_action(&c, &env, &a));
+        ASSERT_EQ(a, ACTION_ONLINE);
+        env.virtual_machine = false;
+        /* auto-movable counts per node: never uniform, an unlinked block waits for its node. */
+        c.policy = POLICY_AUTO_MOVABLE;
+        ASSERT(!policy_uniform_action(&c, &env, &a));
+        ASSERT_EQ(policy_decide(&c, m, 3, &env).action, ACTION_NONE);
+        /* A quarantined or retiring node anywhere: the node matters. */
+        c.policy = POLICY_ONLINE_MOVABLE;
+        quarantined[1] = UINT64_C(1) << 3; /* node 67 */
+        ASSERT(!policy_uniform_action(&c, &env, &a));
+        ASSERT_EQ(policy_decide(&c, m, 3, &env).action, ACTION_NONE);
+        quarantined[1] = 0;
+        retiring[0] = 1;
+        ASSERT(!policy_uniform_action(&c, &env, &a));
+        retiring[0] = 0;
+        /* virtio-mem stays its driver's business even when uniform. */
+        add(m, 4, BLOCK_OFFLINE, ZONE_NORMAL, 0, NODE_NONE, OWNER_VIRTIO_MEM);
+        ASSERT_EQ(policy_decide(&c, m, 4, &env).action, ACTION_NONE);
+        config_done(&c);
+
+        /* [Node N] sections: uniform only while they say what the global policy says. */
+        config_init(&c);
+        ASSERT_EQ(config_parse_string("t.conf", "[Online]\nPolicy=online_movable\n[Node 2]\nPolicy=online_movable\n"
+                                      "[Node 3]\nMovableRatio=200\n", &c, &error), 0);
+        ASSERT(policy_uniform_action(&c, &env, &a));
+        ASSERT_EQ(a, ACTION_ONLINE_MOVABLE);
+        config_done(&c);
+        config_init(&c);
+        ASSERT_EQ(config_parse_string("t.conf", "[Online]\nPolicy=online_movable\n[Node 2]\nPolicy=online_kernel\n",
+                                      &c, &error), 0);
+        ASSERT(!policy_uniform_action(&c, &env, &a));
+        ASSERT_EQ(policy_decide(&c, m, 3, &env).action, ACTION_NONE);
         config_done(&c);
 }
 
@@ -136,6 +193,7 @@ static void test_zone_check(void) {
 
 int main(void) {
         RUN(test_simple_policies);
+        RUN(test_uniform);
         RUN(test_zones_owners_quarantine);
         RUN(test_per_node);
         RUN(test_auto_movable);

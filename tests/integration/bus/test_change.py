@@ -3,6 +3,7 @@
 tree; denied they exit 4 and change nothing."""
 
 import json
+import os
 import re
 import time
 
@@ -224,3 +225,69 @@ def test_no_ask_password(stack):
     stack.allow(["quarantine"])
     assert stack.ctl("--no-ask-password", "quarantine", "2").returncode == 0
     assert stack.ctl("quarantine", "2").returncode == 0
+
+
+def test_kernel_handoff(stack):
+    """TakeOver=yes with a policy that is the same for every node: hotplugd writes that policy to
+    auto_online_blocks (the kernel then onlines in-line), and takes it back ("offline") whenever a
+    node needs its own decision — a quarantine, a per-node policy, a retire — and when it exits."""
+    path = os.path.join(stack.root, "sys/devices/system/memory/auto_online_blocks")
+
+    def auto_online():
+        """What the kernel would read back: a generated tree is a plain file, written over without
+        truncation, so take the last value written (its longest known prefix) and store it clean."""
+        raw = stack.snapshot()["auto_online_blocks"]
+        known = [v for v in (b"offline", b"online", b"online_kernel", b"online_movable") if raw.startswith(v)]
+        assert known, raw
+        value = max(known, key=len)
+        with open(path, "wb") as f:
+            f.write(value + b"\n")
+        return value
+
+    def log_lines():
+        return [l for l in stack.log().splitlines() if l.startswith("Kernel auto-online set from")]
+
+    stack.allow(["reload", "quarantine", "set-policy", "retire-node"])
+    assert auto_online() == b"offline"
+    stack.write_config("[Daemon]\nTakeOver=yes\n[Online]\nPolicy=online_movable\n")
+    assert stack.ctl("reload").returncode == 0
+    assert auto_online() == b"online_movable"
+    assert log_lines()[-1] == ("Kernel auto-online set from 'offline' to 'online_movable' (TakeOver=yes): "
+                               "the policy is the same for every node.")
+    # hotplugd owns the setting now: it is not reported as another onliner.
+    assert stack.ctl_json("status")["KernelAutoOnline"] == "online_movable"
+    assert "Conflicts: none" in stack.ctl("status").out, stack.ctl("status").out
+
+    assert stack.ctl("quarantine", "1").returncode == 0
+    assert auto_online() == b"offline"
+    assert stack.ctl("unquarantine", "1").returncode == 0
+    assert auto_online() == b"online_movable"
+
+    assert stack.ctl("set-policy", "1", "online_kernel").returncode == 0
+    assert auto_online() == b"offline"
+    assert stack.ctl("set-policy", "1", "online_movable").returncode == 0   # the same as everyone's
+    assert auto_online() == b"online_movable"
+    assert stack.ctl("set-policy", "1", "default").returncode == 0
+    assert auto_online() == b"online_movable"
+
+    # A retire takes the policy back before its drain; the retired node stays quarantined.
+    p = stack.ctl("retire-node", "2", "--no-eject")
+    assert p.returncode == 0, p.err
+    assert auto_online() == b"offline"
+    assert "to 'offline' (TakeOver=yes): the policy depends on the node" in log_lines()[-1]
+    assert stack.ctl("unquarantine", "2").returncode == 0
+    assert auto_online() == b"online_movable"
+
+    stack.write_config("[Daemon]\nTakeOver=yes\n[Online]\nPolicy=online_movable\nKernelHandoff=no\n")
+    assert stack.ctl("reload").returncode == 0
+    assert auto_online() == b"offline"
+    assert log_lines()[-1].endswith("to 'offline' (TakeOver=yes): KernelHandoff=no.")
+    stack.write_config("[Daemon]\nTakeOver=yes\n[Online]\nPolicy=online\n")
+    assert stack.ctl("reload").returncode == 0
+    assert auto_online() == b"online"
+
+    # A clean exit leaves new memory waiting for hotplugd's next start.
+    stack.daemon.terminate()
+    assert stack.daemon.wait(30) == 0
+    assert auto_online() == b"offline"
+    assert "Kernel auto-online set back to 'offline' until hotplugd runs again." in stack.log()
