@@ -27,6 +27,8 @@
  * all blocks of a range, then links them): look again soon, then back off (5 ms … 2.6 s). */
 #define RETRY_FIRST_USEC (5 * 1000)
 #define RETRY_MAX_ATTEMPTS 10
+/* How long the kernel gets to online a block itself when the policy is handed to it. */
+#define HANDOFF_CHECK_USEC (2 * UINT64_C(1000000))
 #define POLICY_WRITE_TIMEOUT_USEC (60 * UINT64_C(1000000))
 
 static int index_list_add(uint64_t **list, size_t *n, size_t *allocated, uint64_t index) {
@@ -72,6 +74,8 @@ Manager *manager_free(Manager *m) {
         manager_bus_done(m);
         sd_event_source_disable_unref(m->settle_source);
         sd_event_source_disable_unref(m->retry_source);
+        sd_event_source_disable_unref(m->handoff_source);
+        free(m->handed_off);
         sd_event_source_disable_unref(m->monitor_source);
         udev_monitor_unref(m->monitor);
         udev_unref(m->udev);
@@ -572,7 +576,7 @@ static void on_policy_batch_done(WorkBatch *batch, void *userdata) {
 /* Decides for the new blocks of a burst and hands the writes to the worker thread: an online
  * write waits for the kernel's device_hotplug_lock, which a long offline (a drain) holds for
  * minutes, and the event loop must never wait for that. */
-static void apply_policy(Manager *m, const uint64_t *indexes, size_t n) {
+static void apply_policy_now(Manager *m, const uint64_t *indexes, size_t n) {
         _cleanup_free_ WorkItem *items = calloc(MAX(n, (size_t) 1), sizeof(WorkItem));
         Worker *w = NULL;
         size_t k = 0;
@@ -612,6 +616,62 @@ static void apply_policy(Manager *m, const uint64_t *indexes, size_t n) {
                 (void) policy_write_done(m, items[i].tag, items[i].value,
                                          sysfs_write_at(m->root->memory_fd, items[i].path, items[i].value));
         }
+}
+
+/* Is the policy in the kernel's hands right now (auto_online_blocks says what we would write)? */
+static bool kernel_online_handed_off(Manager *m) {
+        OnlineAction a;
+
+        return m->config.take_over && m->config.kernel_handoff && m->auto_online_blocks[0] &&
+               policy_uniform_action(&m->config, &m->policy_env, &a) && a != ACTION_NONE &&
+               streq(m->auto_online_blocks, online_action_to_string(a));
+}
+
+static int on_handoff_check(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        size_t k = 0;
+
+        /* What the kernel left offline (a failed in-line online, a block added before the
+         * hand-off): hotplugd's own decision, as without the hand-off. */
+        for (size_t i = 0; i < m->n_handed_off; i++) {
+                const Block *b;
+
+                if (scan_block_state(m->root, m->model, m->handed_off[i]) < 0)
+                        continue;
+                b = model_block(m->model, m->handed_off[i]);
+                if (b && b->state == BLOCK_OFFLINE)
+                        m->handed_off[k++] = m->handed_off[i];
+        }
+        if (k > 0) {
+                log_info("%zu new memory blocks are still offline %.0f s after the kernel was to online them; onlining them by policy.",
+                         k, (double) HANDOFF_CHECK_USEC / 1e6);
+                apply_policy_now(m, m->handed_off, k);
+        }
+        m->n_handed_off = 0;
+        return 0;
+}
+
+/* With the policy handed off, the kernel onlines every new block inside its hot-add handler: a
+ * write from here would only race it (and fail with EINVAL once the kernel is done). Look again
+ * later instead. */
+static void apply_policy(Manager *m, const uint64_t *indexes, size_t n) {
+        if (n == 0)
+                return;
+        if (kernel_online_handed_off(m) && m->handoff_source) {
+                bool armed = m->n_handed_off > 0;
+
+                for (size_t i = 0; i < n; i++)
+                        if (index_list_add(&m->handed_off, &m->n_handed_off, &m->n_handed_off_allocated, indexes[i]) < 0) {
+                                apply_policy_now(m, indexes + i, n - i);
+                                break;
+                        }
+                if (!armed) {
+                        (void) sd_event_source_set_time_relative(m->handoff_source, HANDOFF_CHECK_USEC);
+                        (void) sd_event_source_set_enabled(m->handoff_source, SD_EVENT_ONESHOT);
+                }
+                return;
+        }
+        apply_policy_now(m, indexes, n);
 }
 
 static int refresh_derived(Manager *m) {
@@ -1040,6 +1100,11 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return r;
         (void) sd_event_source_set_enabled(m->retry_source, SD_EVENT_OFF);
+        r = sd_event_add_time_relative(m->event, &m->handoff_source, CLOCK_MONOTONIC, HANDOFF_CHECK_USEC, 0, on_handoff_check, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->handoff_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(m->handoff_source, "handoff-check");
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

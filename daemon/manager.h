@@ -55,6 +55,11 @@ typedef struct Manager {
         /* Blocks whose node link did not exist yet. */
         uint64_t *unlinked;
         size_t n_unlinked, n_unlinked_allocated;
+        /* New blocks left to the kernel's in-line onlining (policy handed off): checked once
+         * after HANDOFF_CHECK_USEC, and onlined by hotplugd if the kernel did not. */
+        sd_event_source *handoff_source;
+        uint64_t *handed_off;
+        size_t n_handed_off, n_handed_off_allocated;
         unsigned retry_attempt;
 
         /* Policy decisions handed to the worker and not yet read back, per node and zone kind. */

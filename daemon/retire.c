@@ -668,9 +668,17 @@ static void verify_node(Retire *r, bool final) {
         size_t off = 0;
 
         if (!n || !n->online) {
+                char ejected[64];
+
+                /* A job recovered after its eject began does not know which devices went before
+                 * the restart (the journal records blocks, not devices): no count then. */
+                if (r->recovered && (r->recovered_phase == JOURNAL_PHASE_EJECT || r->recovered_phase == JOURNAL_PHASE_VERIFY))
+                        (void) xsprintf(ejected, "its memory devices ejected");
+                else
+                        (void) xsprintf(ejected, "%zu memory devices ejected", r->n_devices);
                 retire_finish(r, JOB_COMPLETED, NULL,
-                              "Node %d retired in %.1f s: %" PRIu64 " blocks (%" PRIu64 " MiB) drained%s, %zu memory devices ejected, and the node is offline.",
-                              r->job->node, elapsed_sec(r), r->blocks_done, mib, r->retries_used ? " after retries" : "", r->n_devices);
+                              "Node %d retired in %.1f s: %" PRIu64 " blocks (%" PRIu64 " MiB) drained%s, %s, and the node is offline.",
+                              r->job->node, elapsed_sec(r), r->blocks_done, mib, r->retries_used ? " after retries" : "", ejected);
                 return;
         }
         if (!final) {

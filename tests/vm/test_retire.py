@@ -15,6 +15,9 @@ empty again when another scenario may follow.
              write and the job stop within a second, and what was offlined comes back
   crash      kill -9 of hotplugd during a drain: systemd restarts it, the journal is reconciled
              (OnCrash=rollback, the default: rolled back; OnCrash=resume: the retire completes)
+  killpoints kill -9 at three more moments, each caught by a watcher that stops hotplugd the
+             instant its job journal records it: the drain's start, the rollback, the eject;
+             the restarted daemon rolls back (the first two) or completes the retire (the eject)
   refusals   node with CPUs, node 0's kernel memory, nodes that do not exist, a node already being
              retired, an unprivileged caller (the guest's polkitd): refused, nothing changed
 """
@@ -416,6 +419,26 @@ def cancel(R):
 # 5. kill -9 during a drain
 
 
+def recovered_retire_completed(R, rid, phase, dimms, blocks, timeout=180, ejected="2"):
+    """The job recovered from a journal interrupted in `phase` completed the retire of two
+    256 MiB DIMMs: result, devices gone, node offline and quarantined, no journal, no trace.
+    `ejected`: how the result counts the devices (a regex): a job recovered after its eject began
+    does not know which went before the restart and says "its memory devices ejected"."""
+    vm, nid = R.vm, R.nid
+    j = R.wait_job(rid, timeout=timeout)
+    log(f"recovered job {rid}: {j['state']}: {j['result']}")
+    check(j["state"] == "completed", f"job {rid}: {j}")
+    check(re.fullmatch(rf"Interrupted by a restart of hotplugd \(in its {phase} phase\) and recovered: Node {nid} "
+                       rf"retired in [\d.]+ s: 4 blocks \(512 MiB\) drained, (?:{ejected}) memory devices ejected, and the node "
+                       r"is offline\.", j["result"]), f"result: {j['result']!r}")
+    for d in dimms:
+        vm.wait_dimm_deleted(d, timeout=60)
+    check(not R.node_online(), f"node {nid} still online")
+    check(not R.job_journals(), f"job journal left: {R.job_journals()}")
+    check(nid in R.quarantined(), "the retired node is not quarantined")
+    R.check_no_trace(blocks, f"after the job recovered in its {phase} phase")
+
+
 def crash(R):
     h, vm, nid = R.h, R.vm, R.nid
 
@@ -487,19 +510,116 @@ def crash(R):
                       what=f"the resumed drain to be offlining memory{stuck} again")
         check(R.job(rid)["state"] == "running", f"recovered job: {R.job(rid)}")
         R.unfill()
-        j = R.wait_job(rid, timeout=240)
-        log(f"recovered job {rid}: {j['state']}: {j['result']}")
-        check(j["state"] == "completed", f"job {rid}: {j}")
-        check(re.fullmatch(rf"Interrupted by a restart of hotplugd \(in its drain phase\) and recovered: Node {nid} "
-                           r"retired in [\d.]+ s: 4 blocks \(512 MiB\) drained, 2 memory devices ejected, and the node "
-                           r"is offline\.", j["result"]), f"result: {j['result']!r}")
-        for d in dimms:
-            vm.wait_dimm_deleted(d, timeout=60)
-        check(not R.node_online(), f"node {nid} still online")
-        check(not R.job_journals(), f"job journal left: {R.job_journals()}")
-        check(nid in R.quarantined(), "the retired node is not quarantined")
-        R.check_no_trace(blocks, "after the resumed retire")
+        recovered_retire_completed(R, rid, "drain", dimms, blocks, timeout=240)
     TIMES["crash: resume"] = time.monotonic() - t0
+
+
+# ------------------------------------------------------------------------------------------------
+# 5b. More kill points: the moment the job journal first records the drain, the rollback, the eject
+
+
+# Stops hotplugd (SIGSTOP: nothing moves between that moment and the test's kill -9) as soon as a
+# job journal in the state directory records PATTERN (a shell `case` pattern on one line). Spins on
+# builtins only (read, case, kill): no fork per poll, so it sees a phase that lasts milliseconds.
+STOP_AT = r"""
+read up _ < /proc/uptime; end=$(( ${up%.*} + 240 ))
+while :; do
+  for J in /var/lib/hotplugd/job-*.journal; do
+    [ -e "$J" ] || continue
+    while IFS= read -r l; do
+      case "$l" in @PATTERN@) kill -STOP @PID@; echo "stopped at: $l"; exit 0;; esac
+    done < "$J"
+  done
+  read up _ < /proc/uptime
+  [ ${up%.*} -ge $end ] && { echo "gave up: no journal line matched @PATTERN@"; exit 1; }
+done
+"""
+
+
+def killpoints(R):
+    h, vm, nid = R.h, R.vm, R.nid
+
+    def kill_at(pattern, what):
+        """Arms the watcher on hotplugd's current PID; returns a function that waits until it
+        stopped hotplugd, kills it -9, waits for systemd's restart and for the recovery; that
+        function returns (journal line it stopped at, the recovered job's id)."""
+        pid = R.main_pid()
+        unit = f"hpvm-stop-{pid}"   # its own unit (and journal) per kill point
+        vm.write_file(f"/run/{unit}.sh", STOP_AT.replace("@PATTERN@", pattern).replace("@PID@", str(pid)))
+        vm.run(f"systemd-run --unit={unit} --collect sh /run/{unit}.sh")
+
+        def finish():
+            with vm.step(f"[{what}] hotplugd stopped at the kill point, kill -9, systemd restarts it"):
+                vm.wait_for(lambda: "stopped at" in vm.run(f"journalctl -u {unit} -o cat --no-pager", check=False).stdout,
+                            120, f"the watcher to stop hotplugd at {pattern}")
+                line = re.search(r"stopped at: (.*)", vm.run(f"journalctl -u {unit} -o cat --no-pager").stdout).group(1)
+                state = vm.sh(f"grep State /proc/{pid}/status || true")
+                check("stopped" in state, f"hotplugd (pid {pid}) is not stopped: {state!r}")
+                journal = vm.sh("cat /var/lib/hotplugd/job-*.journal")
+                vm.run(f"kill -9 {pid}")
+                vm.wait_for(lambda: R.main_pid() not in (0, pid) and
+                            vm.sh(f"systemctl is-active {UNIT} || true") == "active", 60, "systemd to restart hotplugd")
+                phase = re.search(r"^phase=(\w+)$", journal, re.M).group(1)
+                found = re.compile(rf"Found the journal of a retire of node {nid} interrupted in its {phase} phase "
+                                   r"\(\d+ blocks recorded\); recovering it as job (\d+)\.")
+                m = h.wait(lambda: found.search(h.journal(80)), 30, "hotplugd to recover the job journal")
+                log(f"[{what}] stopped at journal line {line!r} (phase {phase}); recovered as job {m.group(1)}")
+                return line, phase, int(m.group(1))
+        return finish
+
+    def rolled_back(rid, before, blocks, what):
+        with vm.step(f"[{what}] recovered job {rid} rolls back; every block online in its zone, nothing left"):
+            j = R.wait_job(rid, timeout=180)
+            log(f"[{what}] recovered job {rid}: {j['state']}: {j['result']}")
+            check(j["state"] == "failed" and j["result"].startswith("Interrupted by a restart of hotplugd"),
+                  f"job {rid}: {j}")
+            after = R.zones(blocks)
+            check(after == before, f"zones after recovery: {after}, before: {before}")
+            check(not R.job_journals(), f"job journal left: {R.job_journals()}")
+            check(nid not in R.quarantined() and R.node_online(), "node quarantined or offline after a rollback")
+            h.wait_live_equals_fresh()
+
+    # ---- 1. the journal's first record of the drain (the first block write may be in flight)
+    what = "drain starts"
+    with vm.step(f"[{what}] hotplugd, two DIMMs online movable"):
+        R.restart(config("online_movable"))
+        dimms, blocks = R.plug(2)
+        before = R.zones(blocks)
+    finish = kill_at("phase=drain", what)
+    R.start_retire()
+    line, phase, rid = finish()
+    check(phase == "drain", f"stopped in phase {phase}")
+    rolled_back(rid, before, blocks, what)
+    R.empty()
+
+    # ---- 2. the rollback: the third block's pages are pinned, its write times out (Retries=0),
+    # the two blocks offlined before it are being onlined again when hotplugd stops
+    what = "rollback"
+    with vm.step(f"[{what}] hotplugd (BlockTimeoutSec=3, Retries=0), two DIMMs, pages pinned in the third block"):
+        R.restart(config("online_movable", Reserve="64M", BlockTimeoutSec=3, Retries=0))
+        dimms, blocks = R.plug(2)
+        before = R.zones(blocks)
+        order = drain_order(before)
+        st = R.fill(380, pin_blocks=order[2:])
+    finish = kill_at("phase=rollback", what)
+    R.start_retire()
+    line, phase, rid = finish()
+    check(phase == "rollback", f"stopped in phase {phase}")
+    R.unfill()
+    rolled_back(rid, before, blocks, what)
+    R.empty()
+
+    # ---- 3. the eject: the blocks are offline, the devices' eject is written (or about to be)
+    what = "eject"
+    with vm.step(f"[{what}] hotplugd, two DIMMs online movable"):
+        R.restart(config("online_movable"))
+        dimms, blocks = R.plug(2)
+    finish = kill_at("phase=eject|phase=verify", what)
+    R.start_retire()
+    line, phase, rid = finish()
+    check(phase in ("eject", "verify"), f"stopped in phase {phase}")
+    with vm.step(f"[{what}] recovered job {rid} finishes the retire: devices gone, node offline, quarantined"):
+        recovered_retire_completed(R, rid, phase, dimms, blocks, ejected="its")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -614,7 +734,7 @@ def refusals(R):
 # ------------------------------------------------------------------------------------------------
 
 SCENARIOS = {"seed": seed, "transient": transient, "permanent": permanent, "cancel": cancel,
-             "crash": crash, "refusals": refusals}
+             "crash": crash, "killpoints": killpoints, "refusals": refusals}
 
 
 def main():

@@ -138,3 +138,22 @@ def test_policy_block_already_online(hp):
     time.sleep(0.3)
     assert read(state_path(h, 8)) == "online\n", "hotplugd wrote %r to an online block" % read(state_path(h, 8))
     h.wait_converged()
+
+
+def test_policy_handed_to_kernel(hp):
+    """TakeOver=yes and a uniform policy: hotplugd writes it to auto_online_blocks and leaves new
+    blocks to the kernel's in-line onlining; a block the kernel left offline (here: the generated
+    tree never onlines anything) is onlined by hotplugd after the 2 s it gives the kernel."""
+    h = hp(spec=all_online_spec(hp_tree()), policy="online_movable", extra_conf="[Daemon]\nTakeOver=yes\n")
+    with open("%s/sys/devices/system/memory/auto_online_blocks" % h.root) as f:
+        assert f.read().startswith("online_movable"), "the uniform policy was not handed to the kernel"
+    h.tree.add_block(h.root, 8, node=0, valid_zones="Normal Movable")
+    t0 = time.monotonic()
+    h.inject("add", MEM % 8, "memory")
+    h.wait_model(expect_block(8, state="offline", nodes=[0]), "after memory8 add")
+    time.sleep(1.0)
+    assert read(state_path(h, 8)) == "offline\n", "hotplugd raced the kernel's own onlining"
+    wait_written(h, 8, "online_movable", timeout=10)
+    waited = time.monotonic() - t0
+    assert waited >= 1.9, "written after %.2f s, before the kernel's 2 s" % waited
+    assert "1 new memory blocks are still offline 2 s after the kernel was to online them" in h.logs()
