@@ -25,6 +25,19 @@ void conflicts_done(Conflicts *c) {
         *c = (Conflicts){};
 }
 
+void conflicts_drop_kind(Conflicts *c, ConflictKind kind) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < c->n; i++) {
+                if (c->items[i].kind == kind) {
+                        free(c->items[i].source);
+                        free(c->items[i].detail);
+                } else
+                        c->items[k++] = c->items[i];
+        }
+        c->n = k;
+}
+
 static int conflicts_add(Conflicts *c, ConflictKind kind, const char *source, const char *detail) {
         Conflict *p = realloc(c->items, (c->n + 1) * sizeof(Conflict));
 

@@ -24,6 +24,8 @@ typedef struct Conflicts {
 
 int conflicts_detect(SysRoot *root, Conflicts *ret);
 void conflicts_done(Conflicts *c);
+/* Removes (and frees) every conflict of one kind. */
+void conflicts_drop_kind(Conflicts *c, ConflictKind kind);
 const char *conflict_kind_to_string(ConflictKind k);
 
 /* Pure helper, exposed for tests and fuzzing: does this udev rules text online memory blocks?

@@ -200,13 +200,8 @@ static int detect_conflicts(Manager *m) {
                 return log_error_errno(r, "Failed to detect other memory onliners: %m");
         /* With TakeOver=yes the kernel's auto-online setting is hotplugd's own (it may hand its
          * policy to the kernel), not another onliner. */
-        if (m->config.take_over) {
-                size_t k = 0;
-                for (size_t i = 0; i < c.n; i++)
-                        if (c.items[i].kind != CONFLICT_KERNEL_AUTO_ONLINE)
-                                c.items[k++] = c.items[i];
-                c.n = k;
-        }
+        if (m->config.take_over)
+                conflicts_drop_kind(&c, CONFLICT_KERNEL_AUTO_ONLINE);
         conflicts_done(&m->conflicts);
         m->conflicts = c;
         return 0;
