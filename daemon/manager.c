@@ -29,6 +29,8 @@
 #define RETRY_MAX_ATTEMPTS 10
 /* How long the kernel gets to online a block itself when the policy is handed to it. */
 #define HANDOFF_CHECK_USEC (2 * UINT64_C(1000000))
+/* Under the hand-off, how long after the first uevent of a batch hotplugd reads them all. */
+#define HANDOFF_BATCH_USEC (100 * 1000)
 #define POLICY_WRITE_TIMEOUT_USEC (60 * UINT64_C(1000000))
 
 static int index_list_add(uint64_t **list, size_t *n, size_t *allocated, uint64_t index) {
@@ -64,6 +66,8 @@ static size_t index_list_uniq(uint64_t *list, size_t n) {
 
 static void kernel_online_release(Manager *m);
 
+static void block_log_emit(Manager *m);
+
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
@@ -75,6 +79,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->settle_source);
         sd_event_source_disable_unref(m->retry_source);
         sd_event_source_disable_unref(m->handoff_source);
+        sd_event_source_disable_unref(m->batch_source);
         free(m->handed_off);
         sd_event_source_disable_unref(m->monitor_source);
         udev_monitor_unref(m->monitor);
@@ -84,6 +89,8 @@ Manager *manager_free(Manager *m) {
         sysroot_free(m->root);
         config_done(&m->config);
         conflicts_done(&m->conflicts);
+        block_log_emit(m);
+        block_log_done(&m->block_log);
         free(m->pending);
         free(m->unlinked);
         free(m->root_path);
@@ -359,6 +366,65 @@ static bool block_log_allowed(Manager *m) {
         return false;
 }
 
+static void log_block_run(const BlockLogRun *run, void *userdata) {
+        static const char *const message_ids[_BLOCK_LOG_KIND_MAX] = {
+                [BLOCK_LOG_ADDED] = HOTPLUGD_MESSAGE_BLOCK_ADDED,
+                [BLOCK_LOG_ONLINED] = HOTPLUGD_MESSAGE_BLOCK_ONLINED,
+                [BLOCK_LOG_OFFLINED] = HOTPLUGD_MESSAGE_BLOCK_OFFLINED,
+                [BLOCK_LOG_REMOVED] = HOTPLUGD_MESSAGE_BLOCK_REMOVED,
+        };
+        Manager *m = userdata;
+        char what[64], range[64];
+
+        if (!block_log_allowed(m))
+                return;
+        /* One block keeps BLOCK= (journalctl BLOCK=40 finds it); a run says BLOCK_RANGE=first-last. */
+        if (run->n == 1)
+                (void) xsprintf(what, "Memory block %" PRIu64, run->first);
+        else
+                (void) xsprintf(what, "Memory blocks %" PRIu64 "-%" PRIu64, run->first, run->last);
+        (void) xsprintf(range, "BLOCK_RANGE=%" PRIu64 "-%" PRIu64, run->first, run->last);
+        const LogFields *f = LOG_FIELDS(.message_id = message_ids[run->kind], .node = run->nid,
+                                        .block = run->n == 1 ? (int64_t) run->first : -1,
+                                        .extra = run->n == 1 ? NULL : range);
+        switch (run->kind) {
+        case BLOCK_LOG_ADDED:
+                log_struct(LOG_INFO, f, "%s added (node %d, %s).", what, run->nid,
+                           block_state_to_string((BlockState) run->detail));
+                break;
+        case BLOCK_LOG_ONLINED:
+                log_struct(LOG_INFO, f, "%s online in zone %s (node %d).", what, zone_to_string((Zone) run->detail), run->nid);
+                break;
+        case BLOCK_LOG_OFFLINED:
+                log_struct(LOG_INFO, f, "%s offline (node %d).", what, run->nid);
+                break;
+        case BLOCK_LOG_REMOVED:
+                log_struct(LOG_INFO, f, "%s removed from node %d.", what, run->nid);
+                break;
+        default:
+                break;
+        }
+}
+
+/* The per-block messages of a burst, merged into runs of blocks (blocklog.h). */
+static void block_log_emit(Manager *m) {
+        block_log_flush(&m->block_log, log_block_run, m);
+        if (m->log_suppressed > 0) {
+                log_info("%" PRIu64 " more memory block messages in this burst were left out (the model has every event).",
+                         m->log_suppressed);
+                m->log_suppressed = 0;
+        }
+}
+
+static void block_log_record(Manager *m, BlockLogKind kind, int nid, unsigned detail, uint64_t index) {
+        int r = block_log_add(&m->block_log, kind, nid, detail, index);
+
+        if (r > 0)
+                block_log_emit(m); /* a storm: log what it did so far, keep memory bounded */
+        else if (r < 0)
+                m->log_suppressed++;
+}
+
 static void handle_memory_event(Manager *m, const Uevent *ev) {
         const Block *b;
         int r;
@@ -369,9 +435,7 @@ static void handle_memory_event(Manager *m, const Uevent *ev) {
                         return;
                 int nid = b->nid;
                 (void) model_block_remove(m->model, ev->index);
-                if (block_log_allowed(m))
-                        log_struct(LOG_INFO, LOG_FIELDS(.message_id = HOTPLUGD_MESSAGE_BLOCK_REMOVED, .node = nid, .block = (int64_t) ev->index),
-                                   "Memory block %" PRIu64 " removed from node %d.", ev->index, nid);
+                block_log_record(m, BLOCK_LOG_REMOVED, nid, 0, ev->index);
                 return;
         }
 
@@ -390,24 +454,16 @@ static void handle_memory_event(Manager *m, const Uevent *ev) {
 
         switch (ev->action) {
         case UEVENT_ADD:
-                if (block_log_allowed(m))
-                        log_struct(LOG_INFO, LOG_FIELDS(.message_id = HOTPLUGD_MESSAGE_BLOCK_ADDED, .node = b->nid, .block = (int64_t) ev->index),
-                                   "Memory block %" PRIu64 " added (node %d, %s).", ev->index, b->nid,
-                                   block_state_to_string(b->state));
+                block_log_record(m, BLOCK_LOG_ADDED, b->nid, b->state, ev->index);
                 pending_add(m, ev->index);
                 if (b->nid == NODE_NONE)
                         unlinked_add(m, ev->index);
                 break;
         case UEVENT_ONLINE:
-                if (block_log_allowed(m))
-                        log_struct(LOG_INFO, LOG_FIELDS(.message_id = HOTPLUGD_MESSAGE_BLOCK_ONLINED, .node = b->nid, .block = (int64_t) ev->index),
-                                   "Memory block %" PRIu64 " online in zone %s (node %d).", ev->index,
-                                   zone_to_string(b->zone), b->nid);
+                block_log_record(m, BLOCK_LOG_ONLINED, b->nid, b->zone, ev->index);
                 break;
         case UEVENT_OFFLINE:
-                if (block_log_allowed(m))
-                        log_struct(LOG_INFO, LOG_FIELDS(.message_id = HOTPLUGD_MESSAGE_BLOCK_OFFLINED, .node = b->nid, .block = (int64_t) ev->index),
-                                   "Memory block %" PRIu64 " offline (node %d).", ev->index, b->nid);
+                block_log_record(m, BLOCK_LOG_OFFLINED, b->nid, 0, ev->index);
                 break;
         default:
                 break;
@@ -726,11 +782,7 @@ int manager_settle(Manager *m) {
 
         (void) refresh_derived(m);
 
-        if (m->log_suppressed > 0) {
-                log_info("%" PRIu64 " more memory block events in this burst were not logged one by one (the model has them all).",
-                         m->log_suppressed);
-                m->log_suppressed = 0;
-        }
+        block_log_emit(m);
 
         if (m->n_unlinked > 0)
                 retry_arm(m);
@@ -749,6 +801,7 @@ int manager_resync(Manager *m, const char *why) {
         int r;
 
         m->resync_requested = false;
+        block_log_emit(m); /* what the events before the loss said */
         r = scan_model(m->root, &fresh);
         if (r < 0)
                 return log_error_errno(r, "Failed to rescan memory after %s: %m", why);
@@ -839,11 +892,43 @@ static void serve_bus(Manager *m) {
                         break;
 }
 
+static bool any_job_active(Manager *m) {
+        for (size_t i = 0; i < m->n_jobs; i++)
+                if (!job_state_is_final(m->jobs[i]->state))
+                        return true;
+        return false;
+}
+
+/* With the policy handed off, the kernel onlines new blocks inside its own hot-add handler and
+ * hotplugd only records what happened. Reading every uevent as it comes (a DIMM of 16 blocks: 32
+ * events in ~0.1 s) would take CPU from the very onlining being recorded, so then uevents are
+ * read in batches, HANDOFF_BATCH_USEC after the first of each. Not while a job runs or a resync
+ * is due: those act on events. */
+static bool events_batched(Manager *m) {
+        return m->batch_source && !m->resync_requested && kernel_online_handed_off(m) && !any_job_active(m);
+}
+
+static int on_batch_due(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        m->batch_reading = true;
+        (void) sd_event_source_set_enabled(m->monitor_source, SD_EVENT_ON);
+        return 0;
+}
+
 static int on_monitor(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Manager *m = userdata;
-        uint64_t start = now_usec();
+        uint64_t start;
         unsigned i;
 
+        if (!m->batch_reading && events_batched(m)) {
+                (void) sd_event_source_set_enabled(m->monitor_source, SD_EVENT_OFF);
+                (void) sd_event_source_set_time_relative(m->batch_source, HANDOFF_BATCH_USEC);
+                (void) sd_event_source_set_enabled(m->batch_source, SD_EVENT_ONESHOT);
+                return 0;
+        }
+
+        start = now_usec();
         for (i = 0; i < EVENTS_PER_DISPATCH; i++) {
                 struct udev_device *d;
                 Uevent ev;
@@ -855,8 +940,10 @@ static int on_monitor(sd_event_source *s, int fd, uint32_t revents, void *userda
                 errno = 0;
                 d = udev_monitor_receive_device(m->monitor);
                 if (!d) {
-                        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == 0)
+                        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == 0) {
+                                m->batch_reading = false; /* all read: the next event starts a batch */
                                 break;
+                        }
                         if (errno == ENOBUFS) {
                                 /* The kernel dropped events for us: the model can no longer be
                                  * trusted. Drain what is queued, then rescan everything. */
@@ -1100,6 +1187,11 @@ int manager_start(Manager *m) {
                 return r;
         (void) sd_event_source_set_enabled(m->handoff_source, SD_EVENT_OFF);
         (void) sd_event_source_set_description(m->handoff_source, "handoff-check");
+        r = sd_event_add_time_relative(m->event, &m->batch_source, CLOCK_MONOTONIC, HANDOFF_BATCH_USEC, 0, on_batch_due, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->batch_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(m->batch_source, "uevent-batch");
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

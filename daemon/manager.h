@@ -5,6 +5,7 @@
 #include <libudev.h>
 #include <systemd/sd-event.h>
 
+#include "blocklog.h"
 #include "config.h"
 #include "conflicts.h"
 #include "model.h"
@@ -46,8 +47,8 @@ typedef struct Manager {
         PolicyEnvironment policy_env;
         uint64_t quarantined[MODEL_MAX_NODES / 64];
         char auto_online_blocks[32];
-        int default_log_level;
-        char last_status[256];          /* the last STATUS= sent, to send only changes */          /* what LogLevel= unset means (command line/environment) */
+        int default_log_level;          /* what LogLevel= unset means (command line/environment) */
+        char last_status[256];          /* the last STATUS= sent, to send only changes */
 
         /* Blocks added since the last settle: owners, late links and policy are handled there. */
         uint64_t *pending;
@@ -60,6 +61,10 @@ typedef struct Manager {
         sd_event_source *handoff_source;
         uint64_t *handed_off;
         size_t n_handed_off, n_handed_off_allocated;
+        /* Also under the hand-off: uevents are read in batches (on_monitor); armed by the first
+         * event of a batch, and batch_reading while the queue is being read. */
+        sd_event_source *batch_source;
+        bool batch_reading;
         unsigned retry_attempt;
 
         /* Policy decisions handed to the worker and not yet read back, per node and zone kind. */
@@ -87,8 +92,9 @@ typedef struct Manager {
         char *state_dir;
         int state_fd;
 
-        /* Per-block log messages are rate limited in bursts (coldplug, DIMM storms): a token bucket,
-         * and the count of what was left out, reported once the burst settles. */
+        /* Per-block log messages of a burst, logged as runs of blocks when it settles, and rate
+         * limited (coldplug, DIMM storms): a token bucket, and the count of what was left out. */
+        BlockLog block_log;
         double log_tokens;
         uint64_t log_refill_usec;
         uint64_t log_suppressed;

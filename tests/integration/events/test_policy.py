@@ -4,6 +4,7 @@ plain file write; the test checks what was written, then plays the kernel (state
 "Movable", zoneinfo) and sends the `online` uevent the kernel would send."""
 
 import os
+import re
 import time
 
 from conftest import BLOCK_SIZE, PAGES_PER_BLOCK, node_of
@@ -157,3 +158,65 @@ def test_policy_handed_to_kernel(hp):
     waited = time.monotonic() - t0
     assert waited >= 1.9, "written after %.2f s, before the kernel's 2 s" % waited
     assert "1 new memory blocks are still offline 2 s after the kernel was to online them" in h.logs()
+
+
+def block_runs(h, verb):
+    """The (first, last) block runs of hotplugd's "Memory block(s) ... <verb>" messages so far."""
+    runs = []
+    for line in h.stderr().splitlines():
+        m = re.match(r"Memory blocks? (\d+)(?:-(\d+))? %s\b" % verb, line)
+        if m:
+            runs.append((int(m.group(1)), int(m.group(2) or m.group(1))))
+    return runs
+
+
+def assert_each_block_once(runs, blocks, what):
+    seen = [b for first, last in runs for b in range(first, last + 1)]
+    assert sorted(seen) == sorted(blocks), "%s: messages cover %s, expected each of %s once" % (what, runs, blocks)
+
+
+def plug_online_dimm(h, blocks, rate):
+    """What the kernel's in-line onlining looks like from user space: each block added already online
+    (Movable), then add and online events interleaved as the kernel sends them, `rate` per second."""
+    for i in blocks:
+        h.tree.add_block(h.root, i, node=0, state="online", zone="Movable", valid_zones="Movable")
+    lines = []
+    for k, i in enumerate(blocks):
+        lines.append("add %s memory" % (MEM % i))
+        if k >= 1:
+            lines.append("online %s memory" % (MEM % blocks[k - 1]))
+    lines.append("online %s memory" % (MEM % blocks[-1]))
+    h.inject_lines(lines, extra_args=("--rate", str(rate)))
+    for i in blocks:
+        h.wait_model(expect_block(i, state="online", nodes=[0]), "after memory%d online" % i)
+
+
+def test_block_messages_merged(hp):
+    """A burst's per-block messages come as runs of blocks ("Memory blocks 8-15 added ..."), each
+    block in exactly one message per change; a gap in the numbers starts a new run."""
+    h = hp(spec=all_online_spec(hp_tree()), policy="offline")
+    blocks = [8, 9, 10, 11, 12, 13, 14, 15, 20]
+    plug_online_dimm(h, blocks, rate=0)
+    added, onlined = block_runs(h, "added"), block_runs(h, "online in zone Movable")
+    assert_each_block_once(added, blocks, "added")
+    assert_each_block_once(onlined, blocks, "online")
+    assert (20, 20) in added and (20, 20) in onlined, "block 20 merged across the gap: %s %s" % (added, onlined)
+    assert len(added) < len(blocks), "no run was merged: %s\n%s" % (added, h.logs())
+
+
+def test_handoff_reads_events_in_batches(hp):
+    """With the policy handed to the kernel, hotplugd only records what the kernel did, and reads
+    uevents in batches (100 ms after the first of each) instead of one by one: a DIMM's 16 events,
+    5 ms apart, make at most a few messages, and the model still has every block."""
+    h = hp(spec=all_online_spec(hp_tree()), policy="online_movable", extra_conf="[Daemon]\nTakeOver=yes\n")
+    with open("%s/sys/devices/system/memory/auto_online_blocks" % h.root) as f:
+        assert f.read().startswith("online_movable"), "the uniform policy was not handed to the kernel"
+    blocks = list(range(32, 40))
+    plug_online_dimm(h, blocks, rate=200)
+    added, onlined = block_runs(h, "added"), block_runs(h, "online in zone Movable")
+    assert_each_block_once(added, blocks, "added")
+    assert_each_block_once(onlined, blocks, "online")
+    # One by one, 16 events 5 ms apart give ~8 messages of each kind; batches of 100 ms give 1 or 2.
+    assert len(added) <= 3 and len(onlined) <= 3, "events were not read in batches: %s %s\n%s" % (
+        added, onlined, h.logs())
+    assert "still offline" not in h.stderr()
