@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* blocks-dbus.c — ListBlocks/ListBlockRanges and OnlineBlocks/OfflineBlocks through the worker. */
+/* blocks-dbus.c — ListBlocks/ListBlockRanges/ListBlockRuns and OnlineBlocks/OfflineBlocks through the worker. */
 #include <inttypes.h>
 
 #include "blocks-dbus.h"
@@ -104,9 +104,33 @@ int method_list_blocks(sd_bus_message *message, void *userdata, sd_bus_error *er
         return sd_bus_send(NULL, reply, NULL);
 }
 
-int method_list_block_ranges(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+/* What makes two consecutive blocks one run: lsmem's merge rule (state, zone, node, owner) for
+ * ListBlockRanges; everything ListBlocks reports for ListBlockRuns, so that its runs expand back
+ * into ListBlocks' rows exactly. */
+static bool same_run(const Model *model, const Block *a, const Block *b, bool everything) {
+        if (a->state != b->state || a->zone != b->zone || a->nid != b->nid || a->owner != b->owner)
+                return false;
+        if (!everything)
+                return true;
+        return (a->state != BLOCK_OFFLINE || a->valid_zones == b->valid_zones) &&
+               a->device == b->device;
+}
+
+static int append_run(sd_bus_message *reply, const Model *model, const Block *b, uint64_t start, uint64_t count,
+                      bool everything) {
+        char zones[64];
+
+        if (!everything)
+                return sd_bus_message_append(reply, "(ttsiss)", start, count, block_state_to_string(b->state),
+                                             (int32_t) b->nid, zone_to_string(b->zone), owner_to_string(b->owner));
+        return sd_bus_message_append(reply, "(ttsissss)", start, count, block_state_to_string(b->state), (int32_t) b->nid,
+                                     zone_to_string(b->zone),
+                                     b->state == BLOCK_OFFLINE ? valid_zones_string(b, zones) : zone_to_string(b->zone),
+                                     owner_to_string(b->owner), device_name(model, b));
+}
+
+static int list_runs(sd_bus_message *message, Manager *m, bool everything, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        Manager *m = userdata;
         const Model *model = m->model;
         int32_t node;
         const Block *first = NULL;
@@ -119,24 +143,20 @@ int method_list_block_ranges(sd_bus_message *message, void *userdata, sd_bus_err
         r = sd_bus_message_new_method_return(message, &reply);
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(reply, 'a', "(ttsiss)");
+        r = sd_bus_message_open_container(reply, 'a', everything ? "(ttsissss)" : "(ttsiss)");
         if (r < 0)
                 return r;
-        /* lsmem's merge rule: consecutive blocks with the same state, zone, node and owner. */
         for (uint64_t i = 0; i <= model->n_block_slots; i++) {
                 const Block *b = i < model->n_block_slots ? &model->blocks[i] : NULL;
 
                 if (b && (b->state == BLOCK_ABSENT || (node >= 0 && b->nid != node)))
                         b = NULL;
-                if (first && b && start + count == i && b->state == first->state && b->zone == first->zone &&
-                    b->nid == first->nid && b->owner == first->owner) {
+                if (first && b && start + count == i && same_run(model, first, b, everything)) {
                         count++;
                         continue;
                 }
                 if (first) {
-                        r = sd_bus_message_append(reply, "(ttsiss)", start, count, block_state_to_string(first->state),
-                                                  (int32_t) first->nid, zone_to_string(first->zone),
-                                                  owner_to_string(first->owner));
+                        r = append_run(reply, model, first, start, count, everything);
                         if (r < 0)
                                 return r;
                 }
@@ -148,6 +168,14 @@ int method_list_block_ranges(sd_bus_message *message, void *userdata, sd_bus_err
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+int method_list_block_ranges(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return list_runs(message, userdata, false, error);
+}
+
+int method_list_block_runs(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return list_runs(message, userdata, true, error);
 }
 
 /* ---- state changes ---------------------------------------------------------------------- */

@@ -8,6 +8,7 @@
 
 int method_list_blocks(sd_bus_message *message, void *userdata, sd_bus_error *error);
 int method_list_block_ranges(sd_bus_message *message, void *userdata, sd_bus_error *error);
+int method_list_block_runs(sd_bus_message *message, void *userdata, sd_bus_error *error);
 int method_online_blocks(sd_bus_message *message, void *userdata, sd_bus_error *error);
 int method_offline_blocks(sd_bus_message *message, void *userdata, sd_bus_error *error);
 

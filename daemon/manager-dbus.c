@@ -472,6 +472,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_list_blocks, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListBlockRanges", SD_BUS_ARGS("i", node), SD_BUS_RESULT("a(ttsiss)", ranges),
                                 method_list_block_ranges, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListBlockRuns", SD_BUS_ARGS("i", node), SD_BUS_RESULT("a(ttsissss)", runs),
+                                method_list_block_runs, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("OnlineBlocks", SD_BUS_ARGS("at", blocks, "s", zone), SD_BUS_RESULT("a(tss)", results),
                                 method_online_blocks, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("OfflineBlocks", SD_BUS_ARGS("at", blocks), SD_BUS_RESULT("a(tss)", results),

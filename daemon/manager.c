@@ -29,6 +29,8 @@
 #define RETRY_MAX_ATTEMPTS 10
 /* How long the kernel gets to online a block itself when the policy is handed to it. */
 #define HANDOFF_CHECK_USEC (2 * UINT64_C(1000000))
+/* How long after a block's add event its firmware_node link is looked for once more. */
+#define OWNER_RECHECK_USEC (UINT64_C(1000000))
 /* Under the hand-off, how long after the first uevent of a batch hotplugd reads them all. */
 #define HANDOFF_BATCH_USEC (100 * 1000)
 #define POLICY_WRITE_TIMEOUT_USEC (60 * UINT64_C(1000000))
@@ -80,6 +82,8 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->retry_source);
         sd_event_source_disable_unref(m->handoff_source);
         sd_event_source_disable_unref(m->batch_source);
+        sd_event_source_disable_unref(m->owner_source);
+        free(m->owner_recheck);
         free(m->handed_off);
         sd_event_source_disable_unref(m->monitor_source);
         udev_monitor_unref(m->monitor);
@@ -725,6 +729,44 @@ static void apply_policy(Manager *m, const uint64_t *indexes, size_t n) {
         apply_policy_now(m, indexes, n);
 }
 
+/* The kernel links a hot-added block to its ACPI memory device (firmware_node) only after the
+ * device's add_memory() returned, so after the block's add uevent and, with in-kernel onlining, its
+ * online uevent too; no uevent announces the link. A block seen without it is looked at once more
+ * OWNER_RECHECK_USEC later (and retire's preflight reads it again before refusing boot memory). */
+static void owner_recheck_add(Manager *m, uint64_t index) {
+        bool armed = m->n_owner_recheck > 0;
+
+        if (!m->owner_source || index_list_add(&m->owner_recheck, &m->n_owner_recheck, &m->n_owner_recheck_allocated, index) < 0)
+                return;
+        if (!armed) {
+                (void) sd_event_source_set_time_relative(m->owner_source, OWNER_RECHECK_USEC);
+                (void) sd_event_source_set_enabled(m->owner_source, SD_EVENT_ONESHOT);
+        }
+}
+
+static int on_owner_recheck(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        size_t n = index_list_uniq(m->owner_recheck, m->n_owner_recheck), found = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                const Block *b = model_block(m->model, m->owner_recheck[i]);
+                char path[64], target[8];
+
+                if (!b || b->owner == OWNER_ACPI)
+                        continue;
+                (void) xsprintf(path, "memory%" PRIu64 "/firmware_node", m->owner_recheck[i]);
+                if (readlinkat(m->root->memory_fd, path, target, sizeof(target)) > 0 &&
+                    scan_block(m->root, m->model, m->owner_recheck[i]) >= 0)
+                        found++;
+        }
+        m->n_owner_recheck = 0;
+        if (found > 0) {
+                log_debug("%zu memory blocks were linked to their ACPI memory device after their uevents.", found);
+                enable_settle(m); /* tells the bus */
+        }
+        return 0;
+}
+
 static int refresh_derived(Manager *m) {
         int r;
 
@@ -774,6 +816,8 @@ int manager_settle(Manager *m) {
                         (void) xsprintf(path, "memory%" PRIu64 "/firmware_node", m->pending[i]);
                         if (readlinkat(m->root->memory_fd, path, target, sizeof(target)) > 0)
                                 (void) scan_block(m->root, m->model, m->pending[i]);
+                        else
+                                owner_recheck_add(m, m->pending[i]);
                 }
                 (void) scan_owners(m->root, m->model, m->pending, n);
                 apply_policy(m, m->pending, n);
@@ -1187,6 +1231,11 @@ int manager_start(Manager *m) {
                 return r;
         (void) sd_event_source_set_enabled(m->handoff_source, SD_EVENT_OFF);
         (void) sd_event_source_set_description(m->handoff_source, "handoff-check");
+        r = sd_event_add_time_relative(m->event, &m->owner_source, CLOCK_MONOTONIC, OWNER_RECHECK_USEC, 0, on_owner_recheck, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->owner_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(m->owner_source, "owner-recheck");
         r = sd_event_add_time_relative(m->event, &m->batch_source, CLOCK_MONOTONIC, HANDOFF_BATCH_USEC, 0, on_batch_due, m);
         if (r < 0)
                 return r;

@@ -65,6 +65,10 @@ typedef struct Manager {
          * event of a batch, and batch_reading while the queue is being read. */
         sd_event_source *batch_source;
         bool batch_reading;
+        /* Blocks added without a firmware_node link yet: looked at again once (owner_recheck_add). */
+        sd_event_source *owner_source;
+        uint64_t *owner_recheck;
+        size_t n_owner_recheck, n_owner_recheck_allocated;
         unsigned retry_attempt;
 
         /* Policy decisions handed to the worker and not yet read back, per node and zone kind. */

@@ -9,6 +9,7 @@
 #include "hotplug-bus.h"
 #include "log.h"
 #include "preflight.h"
+#include "scan.h"
 
 #define PAGE_BYTES UINT64_C(4096)
 #define CGROUPS_MAX 100000              /* a bound on the cgroup walk */
@@ -325,6 +326,19 @@ int preflight_node(Manager *m, int node, Preflight *ret) {
         char buf[256];
         int r = 0;
 
+        if (!n)
+                return -ENODEV;
+
+        /* What looks like boot memory is read again before it is refused: the kernel links a
+         * hot-added block to its ACPI memory device only after the block's uevents (see
+         * owner_recheck_add() in manager.c). */
+        for (uint64_t i = 0; i < m->model->n_block_slots; i++) {
+                const Block *b = model_block(m->model, i);
+
+                if (b && b->nid == node && b->owner == OWNER_BOOT)
+                        (void) scan_block(m->root, m->model, i);
+        }
+        n = model_node(m->model, node);
         if (!n)
                 return -ENODEV;
 

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 
 #include "log.h"
@@ -680,17 +682,53 @@ static int collect_block_index(const DirEntry *e, void *userdata) {
         return 0;
 }
 
+typedef struct ReadBlocks {
+        SysRoot *root;
+        const ZoneSpans *spans;
+        const LinkTable *links;
+        uint64_t block_size;
+        const IndexList *l;
+        Block *blocks;
+        int8_t *errors;
+        size_t from, to;
+} ReadBlocks;
+
+static void *read_blocks_range(void *userdata) {
+        ReadBlocks *rb = userdata;
+
+        for (size_t i = rb->from; i < rb->to; i++) {
+                uint64_t index = rb->l->v[i];
+                bool linked = rb->root->node_fd < 0 || (index < rb->links->size && rb->links->nid[index] != NODE_NONE);
+                int r = read_block_hinted(rb->root, index, rb->block_size, rb->spans, linked, &rb->blocks[i]);
+                rb->errors[i] = r == -ENOENT ? 1 : r < 0 ? 2 : 0;
+        }
+        return NULL;
+}
+
+/* Below this many blocks a second thread costs more than it saves. */
+#define READ_BLOCKS_PARALLEL_MIN 1024
+
 /* The attribute reads are nearly all of a cold scan's cost, and all of it kernel time (path
- * lookup, open, read, close). Reading on several threads was measured slower, not faster: the
- * lookups contend on the one memory directory. So: one pass, as few reads as possible. */
+ * lookup, open, read, close), so: as few reads as possible, and on a host with a CPU to spare,
+ * half of them on a second thread (each block's result goes to its own slot; nothing is shared
+ * but read-only tables). On an idle 2-CPU machine this took 4,096 blocks from 21 to ~13 ms. */
 static void read_blocks(SysRoot *root, const ZoneSpans *spans, const LinkTable *links, uint64_t block_size,
                         const IndexList *l, Block *blocks, int8_t *errors) {
-        for (size_t i = 0; i < l->n; i++) {
-                uint64_t index = l->v[i];
-                bool linked = root->node_fd < 0 || (index < links->size && links->nid[index] != NODE_NONE);
-                int r = read_block_hinted(root, index, block_size, spans, linked, &blocks[i]);
-                errors[i] = r == -ENOENT ? 1 : r < 0 ? 2 : 0;
+        ReadBlocks first = { root, spans, links, block_size, l, blocks, errors, 0, l->n }, second;
+        cpu_set_t cpus;
+        pthread_t t;
+
+        if (l->n >= READ_BLOCKS_PARALLEL_MIN && sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) > 1) {
+                second = first;
+                first.to = second.from = l->n / 2;
+                if (pthread_create(&t, NULL, read_blocks_range, &second) == 0) {
+                        (void) read_blocks_range(&first);
+                        (void) pthread_join(t, NULL);
+                        return;
+                }
+                first.to = l->n;
         }
+        (void) read_blocks_range(&first);
 }
 
 static int assemble_block(BlockScan *s, uint64_t index, Block b, int8_t error) {

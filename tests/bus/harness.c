@@ -287,11 +287,21 @@ static void *manager_main(void *userdata) {
         return NULL;
 }
 
-void harness_uevent(Harness *h, UeventSubsystem subsystem, UeventAction action, uint64_t index) {
-        static uint64_t seqnum = 1000;
-        Command c = { .kind = 0, .ev = { .subsystem = subsystem, .action = action, .index = index, .seqnum = ++seqnum } };
+static uint64_t harness_seqnum = 1000;
 
-        ASSERT(write(h->command_pipe[1], &c, sizeof(c)) == sizeof(c));
+void harness_uevent(Harness *h, UeventSubsystem subsystem, UeventAction action, uint64_t index) {
+        harness_uevents(h, subsystem, action, index, 1);
+}
+
+void harness_uevents(Harness *h, UeventSubsystem subsystem, UeventAction action, uint64_t first, size_t count) {
+        Command c[16];
+
+        ASSERT(count > 0 && count <= 16);
+        for (size_t i = 0; i < count; i++)
+                c[i] = (Command){ .kind = 0, .ev = { .subsystem = subsystem, .action = action, .index = first + i,
+                                                     .seqnum = ++harness_seqnum } };
+        /* One write (below PIPE_BUF, so atomic): the manager's thread sees one burst, never a part. */
+        ASSERT(write(h->command_pipe[1], c, count * sizeof(c[0])) == (ssize_t) (count * sizeof(c[0])));
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */

@@ -67,6 +67,8 @@ void harness_write(Harness *h, const char *rel, const char *text);
 
 /* Hands a uevent to manager_handle_uevent() on the manager's thread. */
 void harness_uevent(Harness *h, UeventSubsystem subsystem, UeventAction action, uint64_t index);
+/* Events for blocks first..first+count-1 (count <= 16), delivered as one burst. */
+void harness_uevents(Harness *h, UeventSubsystem subsystem, UeventAction action, uint64_t first, size_t count);
 
 void pk_allow(Harness *h, const char *const *actions); /* NULL-terminated; NULL: deny all */
 void pk_set(Harness *h, bool challenge, bool hang);

@@ -362,11 +362,55 @@ static void test_list(void) {
         ASSERT_EQ(rows, 7); /* exactly the runs of the spec */
         sd_bus_message_unref(reply);
 
+        /* ListBlockRuns expands into exactly ListBlocks' rows, and its runs are maximal. */
+        {
+                char want[64][128], got[128], prev[128] = "";
+                size_t n_want = 0, n_got = 0, n_runs = 0;
+                uint64_t prev_end = UINT64_MAX;
+
+                reply = call(&H, &e, "ListBlocks", "i", -1);
+                ASSERT(reply);
+                ASSERT_OK(sd_bus_message_enter_container(reply, 'a', "(tsissss)"));
+                while (sd_bus_message_read(reply, "(tsissss)", &index, &state, &node, &zone, &valid, &owner, &device) > 0) {
+                        ASSERT(n_want < 64);
+                        snprintf(want[n_want++], sizeof(want[0]), "%" PRIu64 " %s %d %s %s %s %s", index, state, node, zone,
+                                 valid, owner, device);
+                }
+                sd_bus_message_unref(reply);
+
+                reply = call(&H, &e, "ListBlockRuns", "i", -1);
+                ASSERT(reply);
+                ASSERT_OK(sd_bus_message_enter_container(reply, 'a', "(ttsissss)"));
+                while (sd_bus_message_read(reply, "(ttsissss)", &first, &count, &state, &node, &zone, &valid, &owner, &device) > 0) {
+                        char what[96];
+
+                        ASSERT(count > 0);
+                        snprintf(what, sizeof(what), "%s %d %s %s %s %s", state, node, zone, valid, owner, device);
+                        /* A run that continues the previous one must differ from it. */
+                        ASSERT(first != prev_end || strcmp(what, prev) != 0);
+                        snprintf(prev, sizeof(prev), "%s", what);
+                        prev_end = first + count;
+                        for (uint64_t i = first; i < first + count; i++) {
+                                ASSERT(n_got < n_want);
+                                snprintf(got, sizeof(got), "%" PRIu64 " %s", i, what);
+                                ASSERT_STREQ(got, want[n_got]);
+                                n_got++;
+                        }
+                        n_runs++;
+                }
+                sd_bus_message_unref(reply);
+                ASSERT_EQ(n_got, n_want);
+                ASSERT(n_runs < n_want);
+                printf("#   ListBlockRuns: %zu runs for %zu blocks\n", n_runs, n_want);
+        }
+
         ASSERT(!call(&H, &e, "ListBlocks", "i", 7));
         expect_error(&e, HOTPLUG_ERROR_NO_SUCH_NODE);
         ASSERT(strstr(e.message, "(nodes: 0-2)"));
         ASSERT(!call(&H, &e, "ListBlockRanges", "i", -5));
         expect_error(&e, SD_BUS_ERROR_INVALID_ARGS);
+        ASSERT(!call(&H, &e, "ListBlockRuns", "i", 9));
+        expect_error(&e, HOTPLUG_ERROR_NO_SUCH_NODE);
         ASSERT(!call(&H, &e, "ListBlocks", "u", 1));
         expect_error(&e, SD_BUS_ERROR_INVALID_ARGS); /* wrong signature */
         sd_bus_error_free(&e);
@@ -954,8 +998,7 @@ static void test_node_signals(void) {
         harness_py(&H, "for i in range(44, 48):\n"
                        "    gentree.set_block_state(ROOT, i, 'online', zone='Movable', update=False)\n"
                        "gentree.write_zoneinfo(ROOT)");
-        for (uint64_t i = 44; i < 48; i++)
-                harness_uevent(&H, UEVENT_MEMORY, UEVENT_ONLINE, i);
+        harness_uevents(&H, UEVENT_MEMORY, UEVENT_ONLINE, 44, 4);
         collect_signals(&H, 300);
         ASSERT_EQ(count_signals(&H, "PropertiesChanged", NODE(1)), 1);
         ASSERT(changed_property(&H, NODE(1), "OnlineBlocks"));

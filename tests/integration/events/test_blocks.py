@@ -68,6 +68,20 @@ def test_block_add(hp):
     assert read_state(h, 8) == "offline\n", "Policy=offline, yet memory8/state now reads %r" % read_state(h, 8)
 
 
+def test_block_acpi_link_late(hp):
+    """The kernel links a hot-added block to its ACPI memory device (memoryN/firmware_node) only after
+    add_memory() returned, after the block's uevents, and announces the link with no event: hotplugd
+    looks once more a second later, and the block is the device's, not boot memory."""
+    h = hp(policy="offline")
+    h.tree.add_block(h.root, 8, node=0, owner=("acpi", "PNP0C80:07"))
+    fw = "%s/sys/devices/system/memory/memory8/firmware_node" % h.root
+    os.rename(fw, fw + ".later")
+    h.inject("add", MEM % 8, "memory")
+    h.wait_model(expect_block(8, state="offline", nodes=[0], owner="boot"), "after memory8 add, before its link")
+    os.rename(fw + ".later", fw)
+    h.wait_model(expect_block(8, owner="acpi"), "once memory8 is linked to PNP0C80:07", timeout=5)
+
+
 def test_block_online(hp):
     h = hp(policy="offline")
     n0 = node_of(h.live_model(), 0)

@@ -25,7 +25,7 @@ ACTIONS = ["online-blocks", "offline-blocks", "set-policy", "quarantine", "retir
 EXISTING = set(range(0, 8)) | set(range(32, 48)) | set(range(64, 84))
 OFFLINE = set(range(44, 48)) | set(range(80, 84))
 NODES = {0, 1, 2}
-READ_METHODS = {"ListNodes", "ListBlocks", "ListBlockRanges", "PlanRetire", "ListJobs", "Get", "GetAll",
+READ_METHODS = {"ListNodes", "ListBlocks", "ListBlockRanges", "ListBlockRuns", "PlanRetire", "ListJobs", "Get", "GetAll",
                 "Introspect", "Ping", "GetMachineId"}
 VALID_ZONES = {"movable", "kernel", "auto"}
 VALID_POLICIES = {"offline", "online", "online_kernel", "online_movable", "auto-movable", "auto", "inherit"}
