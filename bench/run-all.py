@@ -445,13 +445,11 @@ def markdown(R, rows, quick):
     out = []
     out.append("## Results%s\n" % (" (quick run, small sizes)" if quick else ""))
     out.append("Measured %s on %s (%d CPUs, %.0f GiB, %s, kernel %s), hotplugd %s%s, %s. Load average at the "
-               "start %.2f, at the end %.2f (other workloads shared the machine: figures are medians of interleaved "
-               "runs)." % (M["date"], M["cpu"], M["cpus"], M["memory_gib"], M["os"], M["host_kernel"], M["commit"],
+               "start %.2f, at the end %.2f; figures are medians of interleaved runs." % (M["date"], M["cpu"], M["cpus"], M["memory_gib"], M["os"], M["host_kernel"], M["commit"],
                           " with local changes" if M["worktree_modified"] else "", M["lsmem"], M["loadavg_start"][0],
                           M["loadavg_end"][0]))
     out.append("Trees: `tests/gen-tree.py` `simple_spec(N)` (128 MiB blocks in 8 nodes, 3/4 online) on tmpfs. "
-               "Reproduce everything, as root, with `%s` or `ninja -C build %s` (%.0f min here).\n" % (
-                   R["command"], "bench-quick" if R.get("quick") else "bench", R["elapsed_s"] / 60))
+               "Reproduce everything, as root, with `%s` (%.0f min here).\n" % (R["command"], R["elapsed_s"] / 60))
     out.append("| benchmark | goal | measured | met? |")
     out.append("|---|---|---|---|")
     for r in rows:
